@@ -38,6 +38,10 @@ _EXPORTS: dict[str, str] = {
     "train_val_split": "data",
     "load_image": "data",
     "prepare_celeba": "data",
+    "make_inpainting_sample": "data",
+    "center_crop_resize": "data",
+    "to_tensor": "data",
+    "to_pil": "data",
     # offline faces
     "render_face": "faces",
     "OfflineFaces": "faces",
@@ -69,6 +73,17 @@ _EXPORTS: dict[str, str] = {
     "ssim": "metrics",
     "masked_psnr": "metrics",
     "masked_ssim": "metrics",
+    # training
+    "Trainer": "trainer",
+    "training_step": "trainer",
+    "train_from_profile": "trainer",
+    "resolve_amp": "trainer",
+    "make_ema": "ema",
+    "update_ema": "ema",
+    "atomic_save": "checkpoints",
+    "read_checkpoint": "checkpoints",
+    "setup_distributed": "distributed",
+    "cleanup_distributed": "distributed",
     # weights
     "load_weights": "weights",
     "WeightsReport": "weights",
