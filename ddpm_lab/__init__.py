@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "Block": "simple_unet",
     "SimpleUnet": "simple_unet",
     "UNet": "unet",
+    "apply_scale_shift": "unet",
+    "qkv_attention_legacy": "unet",
     "gamma_embedding": "nn",
     "count_parameters": "nn",
     "init_weights": "nn",

@@ -61,6 +61,27 @@ class Downsample(nn.Module):
         return self.op(x)  # (B, C', H/2, W/2)
 
 
+def apply_scale_shift(h: Tensor, emb_out: Tensor, norm: nn.Module) -> Tensor:
+    """Adaptive group normalisation (AdaGN), the "scale-shift norm" of a :class:`ResBlock`.
+
+    ``[s, b] = emb_out`` split in two halves along the channels (first half = scale s, second half =
+    shift b), each broadcast over H and W::
+
+        out = norm(h) * (1 + s) + b
+
+    The ``1 +`` makes an all-zero embedding output mean "leave the normalised features as they are".
+
+    :param h: features, (B, C, H, W) (any number of trailing spatial dims).
+    :param emb_out: the ResBlock's ``emb_layers(emb)``, (B, 2C).
+    :param norm: the normalisation module applied to ``h`` first (a ``GroupNorm32``).
+    :return: (B, C, H, W).
+    """
+    scale, shift = emb_out.chunk(2, dim=1)  # 2 x (B, C)
+    extra = (None,) * (h.ndim - scale.ndim)
+    scale, shift = scale[(..., *extra)], shift[(..., *extra)]  # (B, C, 1, 1)
+    return norm(h) * (1 + scale) + shift
+
+
 class ResBlock(nn.Module):
     """Residual block conditioned on the noise-level embedding by AdaGN (scale-shift norm).
 
@@ -130,14 +151,46 @@ class ResBlock(nn.Module):
             h = self.in_layers[-1](h)  # conv
         else:
             h = self.in_layers(x)  # (B, out, H, W)
-        e = self.emb_layers(emb).to(h.dtype)[..., None, None]  # (B, 2*out or out, 1, 1)
+        e = self.emb_layers(emb).to(h.dtype)  # (B, 2*out) or (B, out)
         if self.use_scale_shift_norm:
-            scale, shift = e.chunk(2, dim=1)  # first half scales, second half shifts
-            h = self.out_layers[0](h) * (1 + scale) + shift
+            h = apply_scale_shift(h, e, self.out_layers[0])  # AdaGN
             h = self.out_layers[1:](h)
         else:
-            h = self.out_layers(h + e)
+            h = self.out_layers(h + e[..., None, None])
         return self.skip_connection(x) + h
+
+
+def _attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """softmax(q.k / sqrt(ch)) v per head: q, k, v (B*heads, ch, T) -> (B*heads, ch, T)."""
+    scale = q.shape[1] ** -0.25  # per-head width, split over q and k (fp16-friendly)
+    w = torch.einsum("bct,bcs->bts", q * scale, k * scale)  # (B*heads, T, T)
+    w = torch.softmax(w.float(), dim=-1).to(w.dtype)  # over the keys s, in float32
+    return torch.einsum("bts,bcs->bct", w, v)  # (B*heads, ch, T)
+
+
+def qkv_attention_legacy(qkv: Tensor, n_heads: int) -> Tensor:
+    """Multi-head self-attention on a packed qkv tensor, in the "legacy" channel order.
+
+    With ``ch = C / n_heads``, the 3*C channels are ``n_heads`` contiguous groups of 3*ch channels,
+    each group ordered ``[q | k | v]`` (heads split first, then q/k/v: the layout of Palette's and
+    guided-diffusion's weights). For each head, over the T positions::
+
+        A = softmax_s( (q * ch^-1/4)^T (k * ch^-1/4) )     # (T, T), = q.k / sqrt(ch), softmax over keys s
+        out[:, t] = sum_s A[t, s] v[:, s]
+
+    The softmax is computed in float32 (and cast back), which keeps half-precision runs stable;
+    the heads' outputs are stacked back in head order.
+
+    :param qkv: (B, 3*C, T), the output of the attention block's ``qkv`` 1x1 conv.
+    :param n_heads: number of heads; 3 * n_heads must divide the channel count.
+    :return: (B, C, T).
+    """
+    b, width, t = qkv.shape
+    if width % (3 * n_heads):
+        raise ValueError(f"qkv has {width} channels, not divisible by 3 * n_heads = {3 * n_heads}")
+    ch = width // (3 * n_heads)
+    q, k, v = qkv.reshape(b * n_heads, 3 * ch, t).split(ch, dim=1)  # 3 x (B*heads, ch, T)
+    return _attend(q, k, v).reshape(b, width // 3, t)  # (B, C, T)
 
 
 class QKVAttentionLegacy(nn.Module):
@@ -153,19 +206,9 @@ class QKVAttentionLegacy(nn.Module):
         super().__init__()
         self.n_heads = n_heads
 
-    def split(self, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        b, width, t = qkv.shape  # (B, 3*C, T)
-        ch = width // (3 * self.n_heads)
-        return qkv.reshape(b * self.n_heads, 3 * ch, t).split(ch, dim=1)  # 3 x (B*heads, ch, T)
-
     def forward(self, qkv: Tensor) -> Tensor:
         """:param qkv: (B, 3*C, T). :return: (B, C, T) attended values."""
-        b, width, t = qkv.shape
-        q, k, v = self.split(qkv)
-        scale = q.shape[1] ** -0.25  # per-head width, split over q and k (fp16-friendly)
-        w = torch.einsum("bct,bcs->bts", q * scale, k * scale)  # (B*heads, T, T)
-        w = torch.softmax(w.float(), dim=-1).to(w.dtype)
-        return torch.einsum("bts,bcs->bct", w, v).reshape(b, width // 3, t)  # (B, C, T)
+        return qkv_attention_legacy(qkv, self.n_heads)
 
 
 class QKVAttention(QKVAttentionLegacy):
@@ -173,10 +216,12 @@ class QKVAttention(QKVAttentionLegacy):
     ``[q_all | k_all | v_all]``, each then cut into heads. Same parameter shapes, different
     meaning: loading legacy (Palette) weights here gives different outputs."""
 
-    def split(self, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, qkv: Tensor) -> Tensor:
+        """:param qkv: (B, 3*C, T). :return: (B, C, T) attended values."""
         b, width, t = qkv.shape
         ch = width // (3 * self.n_heads)
-        return tuple(z.reshape(b * self.n_heads, ch, t) for z in qkv.chunk(3, dim=1))
+        q, k, v = (z.reshape(b * self.n_heads, ch, t) for z in qkv.chunk(3, dim=1))
+        return _attend(q, k, v).reshape(b, width // 3, t)  # (B, C, T)
 
 
 class AttentionBlock(nn.Module):
