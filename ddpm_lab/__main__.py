@@ -96,8 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, resume=args.resume, seed=args.seed, device=None if args.device == "auto" else _device(args.device),
         progress=not args.no_progress,
     )
-    written = [str(Path(args.out) / name) for name in ("best_model.pth", "last.ckpt") if (Path(args.out) / name).is_file()]
-    print(f"done after {trainer.global_step} steps: {', '.join(written) or args.out}")
+    if trainer.dist.is_main:  # under torchrun only the first process reports
+        written = [str(Path(args.out) / name) for name in ("best_model.pth", "last.ckpt") if (Path(args.out) / name).is_file()]
+        print(f"done after {trainer.global_step} steps: {', '.join(written) or args.out}")
     return 0
 
 

@@ -28,15 +28,6 @@ SCHEDULE = {"train": {"schedule": "linear", "n_timestep": 20, "linear_start": 1e
 N_TRAIN, BATCH = 6, 2  # 3 steps per epoch
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def faces():
     return OfflineFaces(N_TRAIN, image_size=SIZE, seed=0), OfflineFaces(4, image_size=SIZE, seed=1, mask_seed=0)

@@ -164,17 +164,23 @@ def check_function(
         except NotImplementedError:
             return reference, report(CheckResult(name, "not done", "the reference implementation is used until you finish it."), quiet)
         except Exception as err:  # noqa: BLE001 - any student error becomes a hint
-            where = traceback.extract_tb(err.__traceback__)[-1]
-            msg = f"your code raised {type(err).__name__}: {err} (line {where.lineno}: {where.line})"
-            return reference, report(CheckResult(name, "wrong", msg + _first_hint(hints, None, None, args, kwargs)), quiet)
+            msg = raised_message(err)
+            return reference, report(CheckResult(name, "wrong", msg + first_hint(hints, None, None, args, kwargs)), quiet)
         want = reference(*_fresh(args), **_fresh(kwargs))
         problem = compare_outputs(got, want, atol, rtol)
         if problem:
-            return reference, report(CheckResult(name, "wrong", problem + _first_hint(hints, got, want, args, kwargs)), quiet)
+            return reference, report(CheckResult(name, "wrong", problem + first_hint(hints, got, want, args, kwargs)), quiet)
     return student, report(CheckResult(name, "correct", f"matches the reference on {len(cases)} test inputs."), quiet)
 
 
-def _first_hint(hints: Sequence[Hint], got: Any, want: Any, args: tuple, kwargs: dict) -> str:
+def raised_message(err: Exception) -> str:
+    """What a student's exception says, with the line of their code that raised it."""
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return f"your code raised {type(err).__name__}: {err} (line {where.lineno}: {where.line})"
+
+
+def first_hint(hints: Sequence[Hint], got: Any, want: Any, args: tuple, kwargs: dict) -> str:
+    """The message of the first hint whose predicate holds (formatted as a "Hint:" line), or ""."""
     for predicate, message in hints:
         try:
             if predicate(got, want, args, kwargs):

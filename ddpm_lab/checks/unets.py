@@ -9,7 +9,6 @@ or shape mismatch is itself the hint), and the outputs are compared on seeded in
 from __future__ import annotations
 
 import math
-import traceback
 from typing import Any, Callable, Sequence
 
 import torch
@@ -18,7 +17,7 @@ from torch import Tensor, nn
 from ..nn import GroupNorm32, gamma_embedding
 from ..simple_unet import Block, SinusoidalPositionEmbeddings
 from ..unet import apply_scale_shift, qkv_attention_legacy
-from .core import CheckResult, Hint, check_function, compare_outputs, register, report, seeded
+from .core import CheckResult, Hint, check_function, compare_outputs, first_hint, raised_message, register, report, seeded
 
 NB02, NB03 = "02_basic_unet", "03_improved_unet"
 
@@ -26,19 +25,6 @@ NB02, NB03 = "02_basic_unet", "03_improved_unet"
 ModuleCase = tuple[tuple, dict, tuple, bool]
 
 
-def _raised(err: Exception) -> str:
-    where = traceback.extract_tb(err.__traceback__)[-1]
-    return f"your code raised {type(err).__name__}: {err} (line {where.lineno}: {where.line})"
-
-
-def _hint(hints: Sequence[Hint], got: Any, want: Any, args: tuple, kwargs: dict) -> str:
-    for predicate, message in hints:
-        try:
-            if predicate(got, want, args, kwargs):
-                return f"\n  Hint: {message}"
-        except Exception:  # noqa: BLE001 - a hint predicate must never break the check
-            continue
-    return ""
 
 
 def check_module(
@@ -76,7 +62,7 @@ def check_module(
         except NotImplementedError:
             return reference, report(CheckResult(name, "not done", "the reference implementation is used until you finish it."), quiet)
         except Exception as err:  # noqa: BLE001 - any student error becomes a hint
-            return wrong(_raised(err) + _hint(hints, None, None, args, ctx))
+            return wrong(raised_message(err) + first_hint(hints, None, None, args, ctx))
         torch.manual_seed(0)
         ref = reference(*args, **kwargs)
         want_sd, got_sd = ref.state_dict(), mine.state_dict()
@@ -93,7 +79,7 @@ def check_module(
         for key, value in want_sd.items():
             if tuple(got_sd[key].shape) != tuple(value.shape):
                 msg = f"in {call}, {key} has shape {tuple(got_sd[key].shape)}, the course's has {tuple(value.shape)}."
-                return wrong(msg + _hint(hints, None, None, args, {**ctx, "key": key}))
+                return wrong(msg + first_hint(hints, None, None, args, {**ctx, "key": key}))
         mine.load_state_dict(want_sd)
         mine.train(train)
         ref.train(train)
@@ -104,12 +90,12 @@ def check_module(
         except NotImplementedError:
             return reference, report(CheckResult(name, "not done", "the reference implementation is used until you finish it."), quiet)
         except Exception as err:  # noqa: BLE001
-            return wrong(_raised(err) + _hint(hints, None, None, args, ctx))
+            return wrong(raised_message(err) + first_hint(hints, None, None, args, ctx))
         with torch.no_grad():
             want = ref(*(x.clone() for x in inputs))
         problem = compare_outputs(got, want, atol, rtol)
         if problem:
-            return wrong(f"{call}: {problem}" + _hint(hints, got, want, args, ctx))
+            return wrong(f"{call}: {problem}" + first_hint(hints, got, want, args, ctx))
     return student, report(CheckResult(name, "correct", f"matches the reference on {len(cases)} test inputs."), quiet)
 
 
