@@ -15,16 +15,13 @@ message is shown in the page as it is, so it says what to do.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import inspect
 import io
 import os
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -318,51 +315,6 @@ def model_summary(model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- progress
-_local = threading.local()
-
-
-@contextlib.contextmanager
-def _tqdm_progress(callback: ProgressCallback) -> Iterator[None]:
-    """Report the samplers' tqdm loop to ``callback(done, total)`` in this thread (a shim).
-
-    ``ddpm_lab.samplers.sample(progress=True)`` iterates ``tqdm.auto.tqdm(plan)``; while this context
-    is active, ``tqdm.auto.tqdm`` is a subclass that, in the thread that entered it, prints nothing
-    and calls ``callback`` after every step. Other threads see tqdm unchanged.
-    """
-    import tqdm.auto as tqdm_auto
-
-    real = tqdm_auto.tqdm
-    if getattr(real, "_ddpm_lab_hook", False):  # nested or concurrent: the hook is already installed
-        real = real.__mro__[1]
-
-    class _Hooked(real):  # type: ignore[misc, valid-type]
-        _ddpm_lab_hook = True
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self._cb = getattr(_local, "callback", None)
-            if self._cb is not None:
-                kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            if self._cb is None:
-                yield from super().__iter__()
-                return
-            total = len(self.iterable) if hasattr(self.iterable, "__len__") else 0
-            for done, item in enumerate(self.iterable, start=1):
-                yield item
-                self._cb(done, total)
-
-    _local.callback = callback
-    tqdm_auto.tqdm = _Hooked
-    try:
-        yield
-    finally:
-        _local.callback = None
-        tqdm_auto.tqdm = real
-
-
 def run_inpainting(
     model: torch.nn.Module,
     image: Image.Image,
@@ -384,12 +336,7 @@ def run_inpainting(
     check_mask(mask)
     generator = torch.Generator().manual_seed(int(settings.seed))
     kwargs = dict(settings.kwargs(), generator=generator, return_trajectory=trajectory)
-    if callback is None:
-        return inpaint(model, image, mask, **kwargs)
-    if "callback" in inspect.signature(inpaint).parameters:
-        return inpaint(model, image, mask, callback=callback, **kwargs)
-    with _tqdm_progress(callback):
-        return inpaint(model, image, mask, progress=True, **kwargs)
+    return inpaint(model, image, mask, callback=callback, **kwargs)
 
 
 # --------------------------------------------------------------------------- display

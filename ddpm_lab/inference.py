@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -340,6 +340,7 @@ def inpaint(
     return_trajectory: bool = False,
     image_size: int | None = None,
     sample_num: int = 8,
+    callback: Callable[[int, int], None] | None = None,
 ) -> InpaintResult:
     """Inpaint ``image`` where ``mask`` is 1.
 
@@ -369,6 +370,7 @@ def inpaint(
     :param generator: a CPU ``torch.Generator``, the source of all randomness (mask, condition
         noise, start, step noise); None uses torch's global generator.
     :param progress: show a progress bar.
+    :param callback: called as ``callback(done, total)`` after every sampler step.
     :param jump_length: RePaint jump length; ``jump_n_sample``: RePaint resampling passes.
     :param return_trajectory: keep about ``sample_num`` intermediate frames in ``frames``.
     :param image_size: the model's side S; default from the model (see :func:`model_image_size`).
@@ -397,7 +399,8 @@ def inpaint(
     try:
         out = sample(model, y_cond.to(device), y_0=y_0.to(device), mask=m.to(device), sampler=sampler,
                      steps=steps, eta=eta, jump_length=jump_length, jump_n_sample=jump_n_sample,
-                     sample_num=sample_num, generator=generator, progress=progress)
+                     sample_num=sample_num, generator=generator, progress=progress,
+                     callback=callback)
     finally:
         model.set_new_noise_schedule(device, phase=phase)
         model.train(was_training)

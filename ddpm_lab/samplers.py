@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -109,11 +109,23 @@ def repaint_schedule(num_timesteps: int, jump_length: int = 10, jump_n_sample: i
     return times
 
 
+def paste_known(y_t: Tensor, y_0: Tensor, mask: Tensor) -> Tensor:
+    """Keep the known region: y_0 (1 - mask) + mask y_t (mask = 1 in the hole).
+
+    The course's ``y_t = y_0*(1.-mask) + mask*y_t`` after every reverse step: outside the hole the
+    result is exactly y_0, inside it is the sampler's y_t.
+
+    :param y_t: the current sample (B, C, H, W).
+    :param y_0: the image whose known pixels are kept (B, C, H, W).
+    :param mask: (B, 1, H, W) or (B, C, H, W), 1 = hole.
+    :return: tensor like ``y_t``.
+    """
+    return y_0 * (1.0 - mask) + mask * y_t
+
+
 def _paste(y: Tensor, y_0: Tensor | None, mask: Tensor | None) -> Tensor:
-    """Keep the known region: y_0 (1 - mask) + mask y."""
-    if mask is None:
-        return y
-    return y_0 * (1.0 - mask) + mask * y
+    """:func:`paste_known`, or ``y`` unchanged when there is no mask."""
+    return y if mask is None else paste_known(y, y_0, mask)
 
 
 def _validate(y_cond: Tensor, y_t: Tensor | None, y_0: Tensor | None, mask: Tensor | None) -> None:
@@ -144,6 +156,7 @@ def sample(
     clip_denoised: bool = True,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    callback: Callable[[int, int], None] | None = None,
 ) -> SampleOutput:
     """Run a sampler over ``diffusion``'s current schedule (call ``set_new_noise_schedule`` first
     to pick the ``"test"`` phase).
@@ -159,6 +172,7 @@ def sample(
         so about ``sample_num`` frames besides the start; the last frame is the result.
     :param generator: a ``torch.Generator`` for every random draw (start and step noise).
     :param progress: show a tqdm progress bar.
+    :param callback: called as ``callback(done, total)`` after every step (e.g. a web page's progress bar).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -203,6 +217,8 @@ def sample(
             t_batch = torch.full((b,), t, device=y.device, dtype=torch.long)
             y = diffusion.p_sample(y, t_batch, clip_denoised=clip_denoised, y_cond=y_cond, generator=generator)
         y = _paste(y, y_0, mask)
+        if callback is not None:
+            callback(k + 1, len(plan))
         if (len(plan) - 1 - k) % every == 0:  # as the course: every T // sample_num steps, ending at 0
             frames.append(y)
             frame_ts.append(t_next)

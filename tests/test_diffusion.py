@@ -233,3 +233,11 @@ def test_sampler_bad_input(scene):
         model.restoration(y_cond, y_0=x, mask=mask, sampler="ddim", steps=50)
     with pytest.raises(ValueError, match="mask must be"):
         model.restoration(y_cond, y_0=x, mask=mask[0])
+
+
+def test_sampler_reports_progress(scene):
+    x, mask, y_cond = scene
+    model = InpaintingGaussianDiffusion(Oracle(x), COURSE_BETA_SCHEDULE)
+    seen = []
+    sample(model, y_cond, y_0=x, mask=mask, sampler="ddim", steps=4, callback=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
