@@ -49,6 +49,21 @@ def _rand(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | Non
     return torch.rand(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
 
 
+def q_sample(y_0: Tensor, sample_gammas: Tensor, noise: Tensor | None = None) -> Tensor:
+    """Forward process in closed form: y_t = sqrt(gamma) * y_0 + sqrt(1 - gamma) * noise.
+
+    One draw from q(y_t | y_0) = N(sqrt(gamma_t) y_0, (1 - gamma_t) I), the same distribution as
+    running y_s = sqrt(1 - beta_s) y_{s-1} + sqrt(beta_s) eps_s for s = 1..t.
+
+    :param y_0: clean images (B, C, H, W).
+    :param sample_gammas: noise levels gamma in (0, 1], broadcastable to y_0, e.g. (B, 1, 1, 1).
+    :param noise: eps ~ N(0, I) like y_0 (drawn if None).
+    :return: y_t, like y_0.
+    """
+    noise = noise if noise is not None else torch.randn_like(y_0)
+    return sample_gammas.sqrt() * y_0 + (1 - sample_gammas).sqrt() * noise
+
+
 class InpaintingGaussianDiffusion(nn.Module):
     """The inpainting diffusion model of the course (Palette's ``Network``).
 
@@ -118,14 +133,8 @@ class InpaintingGaussianDiffusion(nn.Module):
 
     # ------------------------------------------------------------------ the maths
     def q_sample(self, y_0: Tensor, sample_gammas: Tensor, noise: Tensor | None = None) -> Tensor:
-        """Forward process in closed form: y_t = sqrt(gamma) * y_0 + sqrt(1 - gamma) * noise.
-
-        :param y_0: clean images (B, C, H, W).
-        :param sample_gammas: noise levels broadcastable to y_0, e.g. (B, 1, 1, 1).
-        :param noise: eps ~ N(0, I) like y_0 (drawn if None).
-        """
-        noise = noise if noise is not None else torch.randn_like(y_0)
-        return sample_gammas.sqrt() * y_0 + (1 - sample_gammas).sqrt() * noise
+        """Forward process in closed form, :func:`q_sample`: y_t = sqrt(gamma) y_0 + sqrt(1 - gamma) noise."""
+        return q_sample(y_0, sample_gammas, noise)
 
     def predict_start_from_noise(self, y_t: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """Invert the forward process: y_0 = sqrt(1/gamma_t) * y_t - sqrt(1/gamma_t - 1) * noise.

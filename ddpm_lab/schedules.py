@@ -64,10 +64,7 @@ def make_beta_schedule(
     elif schedule == "const":
         betas = np.full(n_timestep, end, dtype=np.float64)
     elif schedule == "cosine":
-        s = _check_number("cosine_s", cosine_s)
-        steps = np.arange(n_timestep + 1, dtype=np.float64) / n_timestep
-        gamma = np.cos((steps + s) / (1 + s) * math.pi / 2) ** 2  # (T+1,), gamma[0] = gamma(0)
-        betas = np.minimum(1.0 - gamma[1:] / gamma[:-1], 0.999)
+        betas = cosine_betas(n_timestep, _check_number("cosine_s", cosine_s))
     else:
         raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
     if not np.all((betas > 0) & (betas < 1)):
@@ -78,6 +75,46 @@ def make_beta_schedule(
     return betas
 
 
+def cosine_betas(n_timestep: int, cosine_s: float = 8e-3, max_beta: float = 0.999) -> np.ndarray:
+    """The cosine schedule of Nichol & Dhariwal (2021), float64.
+
+    gamma(t) = cos^2(((t / T + s) / (1 + s)) * pi / 2) for t = 0, 1, ..., T (so gamma(0) is about 1),
+    beta_t = min(1 - gamma(t) / gamma(t - 1), max_beta) for t = 1, ..., T. The clip stops the last
+    beta from reaching 1 (gamma(T) = cos^2(pi / 2) = 0).
+
+    :param n_timestep: number of steps T.
+    :param cosine_s: the small offset s, so beta_1 is not vanishingly small.
+    :param max_beta: upper clip of every beta.
+    :return: betas, float64, shape (T,).
+    """
+    t = np.arange(n_timestep + 1, dtype=np.float64) / n_timestep  # (T+1,) t/T
+    gamma = np.cos((t + cosine_s) / (1 + cosine_s) * math.pi / 2) ** 2  # (T+1,)
+    return np.minimum(1.0 - gamma[1:] / gamma[:-1], max_beta)
+
+
+def posterior_coefficients(betas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coefficients of the forward-process posterior q(y_{t-1} | y_t, y_0), in float64.
+
+    q(y_{t-1} | y_t, y_0) = N(coef1_t y_0 + coef2_t y_t, beta~_t I) with alpha_t = 1 - beta_t,
+    gamma_t = prod_{s<=t} alpha_s and gamma_{t-1} (gamma before the first step = 1):
+
+    - beta~_t  = beta_t (1 - gamma_{t-1}) / (1 - gamma_t)   (the course quiz, question 6)
+    - coef1_t  = beta_t sqrt(gamma_{t-1}) / (1 - gamma_t)
+    - coef2_t  = (1 - gamma_{t-1}) sqrt(alpha_t) / (1 - gamma_t)
+
+    :param betas: float array (T,) with values in (0, 1).
+    :return: ``(posterior_variance, posterior_mean_coef1, posterior_mean_coef2)``, each (T,).
+    """
+    betas = np.asarray(betas, dtype=np.float64)
+    alphas = 1.0 - betas
+    gammas = np.cumprod(alphas)  # (T,)
+    gammas_prev = np.append(1.0, gammas[:-1])  # (T,)
+    variance = betas * (1.0 - gammas_prev) / (1.0 - gammas)
+    coef1 = betas * np.sqrt(gammas_prev) / (1.0 - gammas)
+    coef2 = (1.0 - gammas_prev) * np.sqrt(alphas) / (1.0 - gammas)
+    return variance, coef1, coef2
+
+
 def schedule_quantities(betas: np.ndarray) -> dict[str, np.ndarray]:
     """Every quantity the diffusion needs, computed from ``betas`` in float64.
 
@@ -85,10 +122,8 @@ def schedule_quantities(betas: np.ndarray) -> dict[str, np.ndarray]:
 
     - forward:   q(y_t | y_0) = N(sqrt(gamma_t) y_0, (1 - gamma_t) I)
     - inversion: y_0 = sqrt(1/gamma_t) y_t - sqrt(1/gamma_t - 1) eps
-    - posterior: q(y_{t-1} | y_t, y_0) = N(coef1_t y_0 + coef2_t y_t, beta~_t I) with
-      beta~_t = beta_t (1 - gamma_{t-1}) / (1 - gamma_t),
-      coef1_t = beta_t sqrt(gamma_{t-1}) / (1 - gamma_t),
-      coef2_t = (1 - gamma_{t-1}) sqrt(alpha_t) / (1 - gamma_t).
+    - posterior: q(y_{t-1} | y_t, y_0) = N(coef1_t y_0 + coef2_t y_t, beta~_t I), see
+      :func:`posterior_coefficients`.
     - ``posterior_log_variance_clipped`` = log(max(beta~_t, 1e-20)) as Palette computes it
       (beta~_0 = 0, so index 0 holds log(1e-20) = -46.05).
     - ``snr`` = gamma_t / (1 - gamma_t).
@@ -100,7 +135,7 @@ def schedule_quantities(betas: np.ndarray) -> dict[str, np.ndarray]:
     alphas = 1.0 - betas
     gammas = np.cumprod(alphas)
     gammas_prev = np.append(1.0, gammas[:-1])
-    posterior_variance = betas * (1.0 - gammas_prev) / (1.0 - gammas)
+    posterior_variance, coef1, coef2 = posterior_coefficients(betas)
     return {
         "betas": betas,
         "alphas": alphas,
@@ -112,8 +147,8 @@ def schedule_quantities(betas: np.ndarray) -> dict[str, np.ndarray]:
         "sqrt_recipm1_gammas": np.sqrt(1.0 / gammas - 1.0),
         "posterior_variance": posterior_variance,
         "posterior_log_variance_clipped": np.log(np.maximum(posterior_variance, 1e-20)),
-        "posterior_mean_coef1": betas * np.sqrt(gammas_prev) / (1.0 - gammas),
-        "posterior_mean_coef2": (1.0 - gammas_prev) * np.sqrt(alphas) / (1.0 - gammas),
+        "posterior_mean_coef1": coef1,
+        "posterior_mean_coef2": coef2,
         "snr": gammas / (1.0 - gammas),
     }
 

@@ -90,7 +90,10 @@ def student_version(nb: dict, name: str) -> dict:
         cell.get("metadata", {}).pop("execution", None)
         cells.append(cell)
     nb["cells"] = cells
-    nb["metadata"] = {k: v for k, v in nb.get("metadata", {}).items() if k in ("kernelspec", "language_info", "colab", "accelerator")}
+    meta = nb.get("metadata", {})
+    nb["metadata"] = {k: v for k, v in meta.items() if k in ("kernelspec", "colab", "accelerator")}
+    if "language_info" in meta:  # only the language: versions depend on who last ran the solution
+        nb["metadata"]["language_info"] = {"name": meta["language_info"].get("name", "python")}
     return nb
 
 
