@@ -59,9 +59,13 @@ _EXPORTS: dict[str, str] = {
     # schedules and diffusion
     "make_beta_schedule": "schedules",
     "schedule_quantities": "schedules",
+    "cosine_betas": "schedules",
+    "posterior_coefficients": "schedules",
     "extract": "schedules",
     "get_index_from_list": "schedules",
     "InpaintingGaussianDiffusion": "diffusion",
+    "q_sample": "diffusion",
+    "paste_known": "samplers",
     "sample": "samplers",
     "ddim_step": "samplers",
     "SAMPLERS": "samplers",
