@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .diffusion import _randn_like
+
 if TYPE_CHECKING:
     from .diffusion import InpaintingGaussianDiffusion
 
@@ -42,12 +44,6 @@ class SampleOutput:
     sample: Tensor  # (B, C, H, W)
     frames: list[Tensor] = field(default_factory=list)  # each (B, C, H, W)
     timesteps: list[int] = field(default_factory=list)  # the step index after which each frame was taken
-
-
-def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    from .diffusion import _randn_like as randn_like
-
-    return randn_like(x, generator)
 
 
 def ddim_timesteps(num_timesteps: int, steps: int) -> list[int]:

@@ -173,6 +173,16 @@ def check_function(
     return student, report(CheckResult(name, "correct", f"matches the reference on {len(cases)} test inputs."), quiet)
 
 
+def same_as(mistake: Callable, atol: float = 1e-5, rtol: float = 1e-5) -> Callable[..., bool]:
+    """A hint predicate: the student's output equals what ``mistake`` returns on the same inputs
+    (same shape, values within atol/rtol), so the hint can name that very mistake."""
+
+    def predicate(got: Any, want: Any, args: tuple, kwargs: dict) -> bool:
+        return torch.is_tensor(got) and compare_outputs(got, mistake(*_fresh(args), **_fresh(kwargs)), atol, rtol) is None
+
+    return predicate
+
+
 def raised_message(err: Exception) -> str:
     """What a student's exception says, with the line of their code that raised it."""
     where = traceback.extract_tb(err.__traceback__)[-1]

@@ -11,7 +11,7 @@ import torch
 from ..diffusion import q_sample
 from ..samplers import ddim_step
 from ..schedules import cosine_betas, make_beta_schedule, posterior_coefficients, schedule_quantities
-from .core import check_function, register, seeded
+from .core import check_function, register, same_as, seeded
 
 NOTEBOOK = "04_diffusion_math"
 
@@ -141,24 +141,18 @@ def _mistake_q_std_sum(y_0, sample_gammas, noise=None):
 def check_q_sample(student: Callable, quiet: bool = False) -> Callable:
     """Check ``q_sample(y_0, sample_gammas, noise)``: y_t = sqrt(gamma) y_0 + sqrt(1 - gamma) noise."""
 
-    def matches(formula):
-        def pred(g, w, a, k):
-            y_0, gam, noise = a
-            return torch.is_tensor(g) and g.shape == w.shape and torch.allclose(g, formula(y_0, gam, noise), atol=1e-5)
-        return pred
-
     def other_noise(g, w, a, k):
         y_0, gam, noise = a
         resid = (g - gam.sqrt() * y_0) / (1 - gam).sqrt()
         return torch.is_tensor(g) and g.shape == w.shape and not torch.allclose(resid, noise, atol=1e-4) and 0.5 < float(resid.std()) < 1.5
 
     hints = [
-        (matches(lambda y, c, n: (1 - c).sqrt() * y + c.sqrt() * n),
+        (same_as(lambda y, c, n: (1 - c).sqrt() * y + c.sqrt() * n),
          "look at which factor multiplies the image: with gamma close to 1 (hardly any noise yet) y_t must be close to y_0 "
          "(the theory report swaps the two, erratum 11)."),
-        (matches(lambda y, c, n: c * y + (1 - c) * n),
+        (same_as(lambda y, c, n: c * y + (1 - c) * n),
          "q(y_t | y_0) has mean sqrt(gamma) y_0 and variance 1 - gamma: the factors are square roots."),
-        (matches(lambda y, c, n: c.sqrt() * y + (1 - c.sqrt()) * n),
+        (same_as(lambda y, c, n: c.sqrt() * y + (1 - c.sqrt()) * n),
          "the noise factor: variances add up (gamma + (1 - gamma) = 1), standard deviations do not."),
         (other_noise, "use the noise you are given (draw your own only when noise is None), so the check can compare."),
     ]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..nn import GroupNorm32, gamma_embedding
 from ..simple_unet import Block, SinusoidalPositionEmbeddings
 from ..unet import apply_scale_shift, qkv_attention_legacy
-from .core import CheckResult, Hint, check_function, compare_outputs, first_hint, raised_message, register, report, seeded
+from .core import CheckResult, Hint, check_function, compare_outputs, first_hint, raised_message, register, report, same_as, seeded
 
 NB02, NB03 = "02_basic_unet", "03_improved_unet"
 
@@ -418,12 +418,6 @@ def _ss_interleaved(h, emb_out, norm):
     return norm(h) * (1 + s[..., None, None]) + b[..., None, None]
 
 
-def _ss_matches(fn: Callable) -> Callable:
-    def predicate(got, want, args, kwargs) -> bool:
-        return torch.is_tensor(got) and got.shape == want.shape and torch.allclose(got, fn(*args), atol=1e-4)
-    return predicate
-
-
 @register("apply_scale_shift", NB03, apply_scale_shift, mistakes=[
     (_ss_swapped, "first half"),
     (_ss_no_one, "zero"),
@@ -438,12 +432,12 @@ def check_apply_scale_shift(student: Callable, quiet: bool = False) -> Callable:
                                        "halves and give each two trailing axes of size 1 so they broadcast over H, W."),
         (lambda g, w, a, k: torch.is_tensor(g) and g.shape != w.shape,
          "the result must have h's shape (B, C, H, W): give scale and shift shape (B, C, 1, 1)."),
-        (_ss_matches(_ss_swapped), "which half is which? The first half of emb_out is the scale, the second the shift."),
-        (_ss_matches(_ss_no_one), "an embedding of all zeros must leave norm(h) unchanged: look at the factor that "
+        (same_as(_ss_swapped, atol=1e-4), "which half is which? The first half of emb_out is the scale, the second the shift."),
+        (same_as(_ss_no_one, atol=1e-4), "an embedding of all zeros must leave norm(h) unchanged: look at the factor that "
                                   "multiplies norm(h)."),
-        (_ss_matches(_ss_norm_last), "normalise first, then modulate: the scale and shift act on norm(h), not on h."),
-        (_ss_matches(_ss_no_norm), "the scale and shift act on the normalised features: apply norm to h."),
-        (_ss_matches(_ss_interleaved), "split emb_out into two contiguous halves along the channels (chunk), not "
+        (same_as(_ss_norm_last, atol=1e-4), "normalise first, then modulate: the scale and shift act on norm(h), not on h."),
+        (same_as(_ss_no_norm, atol=1e-4), "the scale and shift act on the normalised features: apply norm to h."),
+        (same_as(_ss_interleaved, atol=1e-4), "split emb_out into two contiguous halves along the channels (chunk), not "
                                        "even/odd channels."),
     ]
     fn, _ = check_function("apply_scale_shift", student, apply_scale_shift, _scale_shift_cases(), hints, quiet=quiet)
@@ -490,12 +484,6 @@ def _attn_softmax_queries(qkv, n_heads):
     return _attention_variant(qkv, n_heads, softmax_dim=1)
 
 
-def _attn_is(fn: Callable) -> Callable:
-    def predicate(got, want, args, kwargs) -> bool:
-        return torch.is_tensor(got) and got.shape == want.shape and torch.allclose(got.float(), fn(*args), atol=1e-4)
-    return predicate
-
-
 @register("qkv_attention_legacy", NB03, qkv_attention_legacy, mistakes=[
     (_attn_new_order, "legacy"),
     (_attn_no_scale, "scale"),
@@ -509,11 +497,11 @@ def check_qkv_attention_legacy(student: Callable, quiet: bool = False) -> Callab
                                        "v of (B * n_heads, ch, T) each, and reshape the result back to (B, C, T)."),
         (lambda g, w, a, k: torch.is_tensor(g) and g.shape != w.shape,
          "the result has C = (channels of qkv) / 3 channels: reshape the (B * n_heads, ch, T) values back to (B, C, T)."),
-        (_attn_is(_attn_new_order), "the channel order is the legacy one: heads first, each head's 3 * ch channels "
+        (same_as(_attn_new_order, atol=1e-4), "the channel order is the legacy one: heads first, each head's 3 * ch channels "
                                     "hold its own [q | k | v]. Reshape by heads before you split."),
-        (_attn_is(_attn_no_scale), "the scores need a scale: without it the softmax saturates as the head width grows."),
-        (_attn_is(_attn_scale_all), "the scale uses the width of ONE head (ch), per head, not the full width C."),
-        (_attn_is(_attn_softmax_queries), "each query's weights must sum to 1: take the softmax over the keys (the last "
+        (same_as(_attn_no_scale, atol=1e-4), "the scores need a scale: without it the softmax saturates as the head width grows."),
+        (same_as(_attn_scale_all, atol=1e-4), "the scale uses the width of ONE head (ch), per head, not the full width C."),
+        (same_as(_attn_softmax_queries, atol=1e-4), "each query's weights must sum to 1: take the softmax over the keys (the last "
                                           "axis of the (B*heads, T_query, T_key) scores)."),
     ]
     fn, _ = check_function("qkv_attention_legacy", student, qkv_attention_legacy, _attn_cases(), hints, quiet=quiet)
